@@ -105,6 +105,7 @@ type PlatformCheck struct {
 type PlatformCheckResult struct {
 	ReqID   string
 	Ref     string
+	Batch   uint32 // the session's batch number when the reference was issued (for the recon file)
 	Refused string
 	Err     string
 }
