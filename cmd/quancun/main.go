@@ -39,6 +39,7 @@ func commands() []command {
 		{Path: "sim card", Short: "serve a virtual PBOC e-purse card to pcscd through vpcd", Run: runSimCard},
 		{Path: "sim psam", Short: "serve a virtual PSAM to pcscd through vpcd", Run: runSimPSAM},
 		{Path: "sim platform", Short: "run the one-card platform peer (FEP link, journal, FTP)", Run: runSimPlatform},
+		{Path: "sim kiosk", Short: "run a simulated load kiosk against an FEP (script or random loads)", Run: runSimKiosk},
 		{Path: "sim bank", Short: "run a simulated bank host with its own ledger", Run: runSimBank},
 	}
 }
