@@ -175,9 +175,12 @@ type PlatformPendingResult struct {
 
 // PlatformRewrite asks a new MAC2 for a pending reference over fresh INIT data.
 type PlatformRewrite struct {
-	ReqID string
-	Ref   string
-	Card  CardInit
+	ReqID      string
+	Ref        string
+	Amount     int64 // the pending load's amount, sent again in the fresh INIT
+	Terminal   string
+	KioskTrace string
+	Card       CardInit
 }
 
 // PlatformRewriteResult carries the new MAC2.
@@ -192,12 +195,15 @@ type PlatformRewriteResult struct {
 
 // PlatformResolve gives the platform the evidence for a U load (spec section 4).
 type PlatformResolve struct {
-	ReqID  string
-	Ref    string
-	Serial uint16 // serial seen by a fresh INIT
-	HasMAC bool
-	MAC2   [4]byte // from GET TRANSACTION PROVE
-	TAC    [4]byte
+	ReqID     string
+	Ref       string
+	AppSerial [8]byte
+	Serial    uint16 // serial seen by a fresh INIT
+	Method    byte   // 'P' GET TRANSACTION PROVE, 'L' 0018 record, 'N' none
+	HasMAC    bool
+	MAC2      [4]byte // from GET TRANSACTION PROVE
+	TAC       [4]byte
+	Record    [23]byte // the 0018 record with the load's serial, when Method is 'L'
 }
 
 // PlatformResolveResult: Applied means the platform checked the TAC and closed it as S.

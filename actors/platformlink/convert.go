@@ -2,7 +2,6 @@ package platformlink
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,8 +18,6 @@ import (
 // cst is China time, the zone of every date and time on the link.
 var cst = time.FixedZone("CST", 8*3600)
 
-// errUnsupported marks a request the messages cannot express on the wire yet.
-var errUnsupported = errors.New("cannot be sent: message lacks fields the platform requires")
 
 // normalize turns a pointer request into its value, so senders may use either.
 func normalize(m any) any {
@@ -115,13 +112,22 @@ func wireOf(req any, now time.Time) (platform.Message, error) {
 	case messages.PlatformPendingQuery:
 		return &platform.PendingQuery{AppSerial: r.AppSerial}, nil
 	case messages.PlatformRewrite:
-		// REWRITE needs the amount (tag 1A) and the kiosk terminal, trace and date (1D-1F),
-		// which messages.PlatformRewrite does not carry yet.
-		return nil, fmt.Errorf("REWRITE %w (amount, kiosk terminal/trace)", errUnsupported)
+		card, err := cardInit(r.Card, r.Amount)
+		if err != nil {
+			return nil, err
+		}
+		return &platform.Rewrite{Reference: r.Ref, Card: card,
+			Kiosk: platform.KioskRef{Terminal: r.Terminal, Trace: r.KioskTrace, Date: today}}, nil
 	case messages.PlatformResolve:
-		// RESOLVE-U needs the card's app serial (tag 10, M), which messages.PlatformResolve
-		// does not carry yet; a made-up serial would be wrong data at the platform.
-		return nil, fmt.Errorf("RESOLVE-U %w (card app serial)", errUnsupported)
+		method := r.Method
+		if method == 0 {
+			method = platform.NoProof
+			if r.HasMAC {
+				method = platform.ByProve
+			}
+		}
+		return &platform.Resolve{Reference: r.Ref, AppSerial: r.AppSerial, Observed: r.Serial,
+			Method: method, MAC2: r.MAC2, TAC: r.TAC, Record: r.Record}, nil
 	}
 	return nil, fmt.Errorf("unknown request %T", req)
 }
