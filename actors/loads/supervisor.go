@@ -188,6 +188,13 @@ func (s *supervisor) kioskConfirm(ctx actor.Context, m messages.KioskConfirm) {
 		s.reply(ctx, m.Terminal, confirmReply(m, CodeSystem))
 		return
 	}
+	// A load that ended booked but not written (F or U) is completed by a re-write, whose
+	// CONFIRM carries the same reference: that one is the platform's to record.
+	if rec, found, err := s.stored(string(id)); err == nil && found && rec.State.Final() &&
+		(rec.State.Write == txn.WriteF || rec.State.Write == txn.WriteU) {
+		s.forwardConfirm(ctx, m)
+		return
+	}
 	s.route(ctx, string(id), m, func(rec Record) {
 		s.reply(ctx, m.Terminal, confirmReply(m, confirmCode(rec.State, m.Status)))
 	})
