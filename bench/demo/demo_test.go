@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/quancun/quancun/bench/demo"
+	"github.com/quancun/quancun/bench/moneycheck"
+	"github.com/quancun/quancun/bench/world"
+	"github.com/quancun/quancun/io/card/vcard"
 )
 
 // TestScriptedDay runs the whole demo day across real processes (platform, two banks, the
@@ -54,5 +57,29 @@ func TestScriptedDay(t *testing.T) {
 	}
 	if r := report; r.BankNet["BANKA00001"] == 0 || r.Written == 0 {
 		t.Errorf("the day moved no money: %+v", r)
+	}
+
+	// The check can fail: the same books with one card one fen richer must fail it,
+	// naming the card.
+	day := filepath.Join(dir, "day")
+	path := world.CardPath(day, "card-C")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := vcard.ParseCardFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Balance++
+	if err := vcard.SaveCardFile(path, st); err != nil {
+		t.Fatal(err)
+	}
+	in, err := world.ReadBooks(day, demo.Banks, demo.Cards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := moneycheck.Check(in); r.Passed() || !strings.Contains(r.Line(), "money check: FAILED: card 0000000033445566") {
+		t.Fatalf("tampered card not caught: %s", r.Line())
 	}
 }
