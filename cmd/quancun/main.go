@@ -37,6 +37,7 @@ func commands() []command {
 	return []command{
 		{Path: "serve", Short: "run the front-end processor (FEP) from a config file", Run: runServe},
 		{Path: "demo", Short: "run a scripted day with every peer on loopback; ends with the money check", Run: runDemo},
+		{Path: "bench", Short: "load-test the FEP (--faults: the SIGKILL and link-fault campaign)", Run: runBench},
 		{Path: "version", Short: "print the version", Run: runVersion},
 		{Path: "sim card", Short: "serve a virtual PBOC e-purse card to pcscd through vpcd", Run: runSimCard},
 		{Path: "sim psam", Short: "serve a virtual PSAM to pcscd through vpcd", Run: runSimPSAM},
