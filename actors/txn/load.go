@@ -36,6 +36,8 @@ func Step(s State, ev Event) (State, []Effect) {
 		st.kioskConfirm(m)
 	case PlatformConfirmAck:
 		st.confirmAck()
+	case PlatformConfirmRefused:
+		st.confirmRefused(m)
 	case ReversalDone:
 		st.reversalDone(m)
 	case Timer:
@@ -295,6 +297,23 @@ func (st *stepper) confirmAck() {
 	default:
 		st.finish(OutcomeUnknown)
 	}
+}
+
+// confirmRefused: the platform refuses a CONFIRM with 08 only for a booked load whose write
+// status is already a final S (platform.md: "a final S is never changed"), i.e. the card got
+// the money by another way — a re-write or a U resolution at the card's next visit, which can
+// happen while this load waited for its own BOOK answer across FEP restarts. Re-sending the
+// CONFIRM would be refused for ever, so the load ends as written. Other refusals change
+// nothing: the confirm is re-sent at its retry timer.
+func (st *stepper) confirmRefused(m PlatformConfirmRefused) {
+	if st.s.Phase != PhaseConfirming || m.Code != "08" {
+		st.ignored("confirm refused " + m.Code)
+		return
+	}
+	st.emit(CancelTimer{Kind: TimerConfirmRetry})
+	st.note("confirm %s refused 08: the platform holds a final S (written by a re-write or resolution)", st.s.Write)
+	st.s.Write = WriteS
+	st.finish(OutcomeLoaded)
 }
 
 func (st *stepper) reversalDone(m ReversalDone) {
