@@ -306,6 +306,14 @@ func (st *stepper) confirmAck() {
 // CONFIRM would be refused for ever, so the load ends as written. Other refusals change
 // nothing: the confirm is re-sent at its retry timer.
 func (st *stepper) confirmRefused(m PlatformConfirmRefused) {
+	if st.s.Phase == PhaseConfirming && m.Code == "09" && st.s.Write == WriteS {
+		// The kiosk said written but its TAC does not verify: the card alone can tell
+		// now. Confirm U, so the card's next visit resolves it; never reverse a booked load.
+		st.note("confirm S refused 09 (TAC invalid): confirming U instead")
+		st.s.Write, st.s.TAC = WriteU, ""
+		st.sendConfirm()
+		return
+	}
 	if st.s.Phase != PhaseConfirming || m.Code != "08" {
 		st.ignored("confirm refused " + m.Code)
 		return
