@@ -3,7 +3,7 @@
 # Idempotent; runs apt-get update only when something must be installed.
 set -euo pipefail
 need=()
-for p in libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools vsftpd openssl; do
+for p in libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools vsftpd openssl chromium; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/quancun/quancun/actors/banklink"
+	"github.com/quancun/quancun/actors/cutover"
 	"github.com/quancun/quancun/actors/terminal"
 	"github.com/quancun/quancun/io/crypt"
 )
@@ -29,6 +30,10 @@ type Config struct {
 	Platform PlatformConfig `toml:"platform"`
 	Banks    []BankEntry    `toml:"banks"`
 	Limits   LimitsSection  `toml:"limits"`
+	// BusinessDay and Reconciliation: the cutover and the T+2 file (docs/operations.md,
+	// docs/reconciliation.md).
+	BusinessDay    cutover.Section      `toml:"business_day"`
+	Reconciliation cutover.ReconSection `toml:"reconciliation"`
 }
 
 // FEPSection is [fep].
@@ -333,6 +338,12 @@ func (c *Config) validate() error {
 		if _, err := key16(at+".zmk", b.ZMK); err != nil {
 			return err
 		}
+	}
+	if _, err := c.BusinessDay.Calendar(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := c.Reconciliation.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }

@@ -263,7 +263,11 @@ func (f *FEP) children(cfg Config, stans map[string]*persistence.Counter, platfo
 		Terminal: f.kiosks.PID, Status: f.board, Logger: log}
 	out = append(out, child{name: loadsName, props: loads.Props(lcfg, ldeps)},
 		child{name: kiosksName, props: f.kiosks.Props()})
-	return out, nil
+	cut, err := f.cutoverChild(cfg, platformPID, log)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, cut), nil
 }
 
 // child is one actor the root spawns, by name, in order.

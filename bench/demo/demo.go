@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/quancun/quancun/bench/moneycheck"
@@ -17,6 +20,7 @@ import (
 	"github.com/quancun/quancun/bench/simkiosk"
 	"github.com/quancun/quancun/bench/world"
 	"github.com/quancun/quancun/io/kiosk"
+	"github.com/quancun/quancun/recon"
 )
 
 // Options of one demo run.
@@ -55,6 +59,7 @@ var cards = []world.CardSpec{
 type day struct {
 	w        *world.World
 	out      io.Writer
+	bin, dir string // the quancun binary and the world dir (--out DIR): the recon commands run on them
 	failures []string
 }
 
@@ -68,7 +73,7 @@ func Run(ctx context.Context, opt Options) (moneycheck.Report, error) {
 		return moneycheck.Report{}, err
 	}
 	defer w.Stop()
-	d := &day{w: w, out: opt.Out}
+	d := &day{w: w, out: opt.Out, bin: opt.Bin, dir: opt.Dir}
 	d.say("   all up; 2 kiosks signed in")
 	if err := d.run(ctx); err != nil {
 		return moneycheck.Report{}, err
@@ -168,21 +173,60 @@ func (d *day) check() (moneycheck.Report, error) {
 	d.say("== settling: waiting for reversals and confirms, then stopping every process")
 	time.Sleep(6 * time.Second)
 	d.w.Stop()
+	date := time.Now().Format("20060102") // the sim banks settle "today" (their local date)
+	var settle []string
 	for _, code := range []string{bankA, bankB} {
-		if _, _, err := simbank.WriteSettlement(d.w.BankDir(code), time.Now().Format("20060102")); err != nil {
+		path, _, err := simbank.WriteSettlement(d.w.BankDir(code), date)
+		if err != nil {
 			d.say("   settlement file for %s: %v", code, err)
+			continue
 		}
+		settle = append(settle, path)
 	}
 	in, err := d.w.Books()
 	if err != nil {
 		return moneycheck.Report{}, err
 	}
+	d.reconcile(date, settle)
 	r := moneycheck.Check(in)
 	Summary(d.out, in, r)
 	for _, f := range d.failures {
 		r.Problems = append(r.Problems, "script: "+f)
 	}
 	return r, nil
+}
+
+// ReconFiles are the names the demo leaves its reconciliation outputs under in the world dir.
+func ReconFiles(date string) (file, run, clearingText, clearingHTML string) {
+	return recon.FileName(world.AuthCode, date), "RECON_" + date + ".txt",
+		"CLEARING_" + date + ".txt", "CLEARING_" + date + ".html"
+}
+
+// reconcile runs the reconciliation commands on the stopped FEP's store, as an operator
+// would after the day: the file of the day's accounting date, the run report against the
+// banks' settlement files and the platform journal, and the clearing report (text and
+// HTML). A command that fails is a failure of the day.
+func (d *day) reconcile(date string, settle []string) {
+	d.say("== reconciliation of accounting date %s (the FEP is stopped: the commands open its store)", date)
+	file, run, text, html := ReconFiles(date)
+	cfg := filepath.Join(d.dir, "fep.toml")
+	steps := [][]string{
+		{"recon", "file", "--date", date, "--config", cfg, "--out", filepath.Join(d.dir, file)},
+		{"recon", "run", "--date", date, "--config", cfg, "--bank-settlement", strings.Join(settle, ","),
+			"--platform-journal", filepath.Join(d.dir, "platform"), "--out", filepath.Join(d.dir, run)},
+		{"report", "clearing", "--date", date, "--config", cfg, "--format", "text", "--out", filepath.Join(d.dir, text)},
+		{"report", "clearing", "--date", date, "--config", cfg, "--format", "html", "--out", filepath.Join(d.dir, html)},
+	}
+	for _, args := range steps {
+		out, err := exec.Command(d.bin, args...).CombinedOutput()
+		if err != nil {
+			d.failures = append(d.failures, fmt.Sprintf("quancun %s %s: %v: %s", args[0], args[1], err, out))
+			continue
+		}
+	}
+	for _, f := range []string{file, run, text, html} {
+		d.say("   %s", filepath.Join(d.dir, f))
+	}
 }
 
 // Summary prints what the books hold.

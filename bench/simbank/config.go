@@ -5,13 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
+	"github.com/quancun/quancun/internal/tomlconf"
 	"github.com/quancun/quancun/io/bank"
 )
 
@@ -100,17 +97,15 @@ func DialectByName(name string) (bank.Dialect, error) {
 // LoadConfig reads and parses a config file; a relative data_dir is taken relative to the
 // file, so a config works from any working directory.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := tomlconf.Read(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("simbank: read config: %w", err)
+		return Config{}, fmt.Errorf("simbank: %w", err)
 	}
 	c, err := ParseConfig(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if !filepath.IsAbs(c.DataDir) {
-		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
-	}
+	c.DataDir = tomlconf.Beside(path, c.DataDir)
 	return c, nil
 }
 
@@ -118,16 +113,8 @@ func LoadConfig(path string) (Config, error) {
 // fault off), fills the defaults and validates.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
+	if err := tomlconf.Decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return Config{}, fmt.Errorf("%w: unknown keys %s", ErrConfig, strings.Join(keys, ", "))
 	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {

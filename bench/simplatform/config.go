@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/quancun/quancun/internal/tomlconf"
 )
 
 // ErrConfig marks a configuration the platform refuses to start with.
@@ -86,17 +85,15 @@ const (
 // LoadConfig reads and parses a config file; a relative data_dir is taken relative to the
 // file, so a config works from any working directory.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := tomlconf.Read(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("simplatform: read config: %w", err)
+		return Config{}, fmt.Errorf("simplatform: %w", err)
 	}
 	c, err := ParseConfig(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if !filepath.IsAbs(c.DataDir) {
-		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
-	}
+	c.DataDir = tomlconf.Beside(path, c.DataDir)
 	return c, nil
 }
 
@@ -104,16 +101,8 @@ func LoadConfig(path string) (Config, error) {
 // a card or turn an outage off), fills the defaults and validates.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
+	if err := tomlconf.Decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return Config{}, fmt.Errorf("%w: unknown keys %s", ErrConfig, strings.Join(keys, ", "))
 	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {

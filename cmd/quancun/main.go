@@ -44,6 +44,9 @@ func commands() []command {
 		{Path: "sim platform", Short: "run the one-card platform peer (FEP link, journal, FTP)", Run: runSimPlatform},
 		{Path: "sim kiosk", Short: "run a simulated load kiosk against an FEP (script or random loads)", Run: runSimKiosk},
 		{Path: "sim bank", Short: "run a simulated bank host with its own ledger", Run: runSimBank},
+		{Path: "recon file", Short: "write (and --upload) the reconciliation file of an accounting date", Run: runReconFile},
+		{Path: "recon run", Short: "classify a day's loads against bank and platform; write the run report", Run: runReconRun},
+		{Path: "report clearing", Short: "the clearing report of an accounting date (text, csv, html)", Run: runReportClearing},
 	}
 }
 
