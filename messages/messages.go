@@ -275,3 +275,12 @@ type LinkStatus struct {
 	Up   bool
 	Why  string
 }
+
+// LoadSettled tells the loads supervisor that a booked load which ended F or U is now on
+// its card: a re-write's CONFIRM S or a U resolution the platform found applied. The FEP
+// records it against the load, so its reconciliation file shows S (DESIGN section 8).
+type LoadSettled struct {
+	Ref string
+	TAC [4]byte
+	How byte // 'R' re-written, 'P' proved applied (U resolution)
+}

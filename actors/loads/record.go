@@ -1,6 +1,7 @@
 package loads
 
 import (
+	"time"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -32,6 +33,17 @@ type Record struct {
 	Debit *messages.BankDebit `json:"debit,omitempty"`
 	// Reply is what the kiosk is told (once); a duplicate StartLoad gets it again.
 	Reply *messages.LoadReply `json:"reply,omitempty"`
+	// Settled records that a load which ended F or U reached its card later (a re-write or
+	// a U resolution). The transaction's state stays as it ended; the reconciliation
+	// file reads the write status S from here.
+	Settled *Settled `json:"settled,omitempty"`
+}
+
+// Settled is a later completion of a load's card write.
+type Settled struct {
+	At  time.Time `json:"at"`
+	How string    `json:"how"` // "rewrite" or "resolved"
+	TAC string    `json:"tac,omitempty"`
 }
 
 // DecodeRecord reads a stored Record.

@@ -47,6 +47,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.recover(ctx)
 	case messages.StartLoad:
 		s.startLoad(ctx, m)
+	case messages.LoadSettled:
+		s.settle(m)
+	case *messages.LoadSettled:
+		s.settle(*m)
 	case messages.KioskConfirm:
 		s.kioskConfirm(ctx, m)
 	case messages.ReversalDone:
@@ -221,8 +225,46 @@ func (s *supervisor) forwardConfirm(ctx actor.Context, m messages.KioskConfirm) 
 			}
 		}
 		s.log.Info("re-write confirm forwarded to the platform", "ref", m.Ref, "status", string(rune(m.Status)), "code", code, "err", err)
+		if code == "00" && m.Status == 'S' {
+			s.settle(messages.LoadSettled{Ref: m.Ref, TAC: m.TAC, How: 'R'})
+		}
 		s.reply(ctx, m.Terminal, confirmReply(m, code))
 	})
+}
+
+// settle records against a load that ended F or U that its money reached the card later,
+// so the reconciliation file lists it as written. Loads that are not ours (unknown
+// reference) and loads already written are left alone.
+func (s *supervisor) settle(m messages.LoadSettled) {
+	id, err := s.deps.Store.Get(RefKey(m.Ref))
+	if err != nil {
+		if !errors.Is(err, persistence.ErrNotFound) {
+			s.log.Error("cannot record a settled load", "ref", m.Ref, "err", err)
+		}
+		return
+	}
+	rec, found, err := s.stored(string(id))
+	if err != nil || !found || !rec.State.Final() || rec.State.Write == txn.WriteS || rec.Settled != nil {
+		return
+	}
+	how := "rewrite"
+	if m.How == 'P' {
+		how = "resolved"
+	}
+	rec.Settled = &Settled{At: s.deps.Now(), How: how, TAC: fmt.Sprintf("%X", m.TAC)}
+	ops, err := rec.ops(rec) // same state: only the record itself is written
+	if err != nil {
+		s.log.Error("cannot record a settled load", "ref", m.Ref, "err", err)
+		return
+	}
+	// Asynchronous: nothing waits on this note, and a crash before it lands only leaves
+	// the file line at F/U, which the platform's journal corrects at reconciliation.
+	s.deps.Store.CommitAsync(ops, func(err error) {
+		if err != nil {
+			s.log.Error("cannot record a settled load", "ref", m.Ref, "err", err)
+		}
+	})
+	s.log.Info("load settled on its card", "ref", m.Ref, "how", how)
 }
 
 // reversalDone routes the bank link's answer to the load it reverses.

@@ -59,9 +59,9 @@ func (t *terminalActor) Receive(ctx actor.Context) {
 	case messages.PlatformRewriteResult:
 		t.rewriteResult(&m)
 	case *messages.PlatformResolveResult:
-		t.resolveResult(m)
+		t.resolveResult(ctx, m)
 	case messages.PlatformResolveResult:
-		t.resolveResult(&m)
+		t.resolveResult(ctx, &m)
 	case loadTimeout:
 		t.loadTimedOut(m)
 	case askTimeout:
@@ -487,7 +487,7 @@ func (t *terminalActor) rewriteResult(m *messages.PlatformRewriteResult) {
 	t.send(resp, code)
 }
 
-func (t *terminalActor) resolveResult(m *messages.PlatformResolveResult) {
+func (t *terminalActor) resolveResult(ctx actor.Context, m *messages.PlatformResolveResult) {
 	req, ok := t.done(m.ReqID).(*kiosk.Resolve)
 	if !ok {
 		return
@@ -502,6 +502,10 @@ func (t *terminalActor) resolveResult(m *messages.PlatformResolveResult) {
 		code = kiosk.NotApplied
 	}
 	t.log.Info("U resolution answered", "req", m.ReqID, "ref", req.Reference, "code", string(code))
+	if code == kiosk.Approved {
+		// The load is on the card after all: the FEP's record (and its file) must say so.
+		ctx.Send(t.k.deps.Loads, messages.LoadSettled{Ref: req.Reference, TAC: req.Evidence.TAC, How: 'P'})
+	}
 	t.refuse(req, code)
 }
 

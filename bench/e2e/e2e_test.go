@@ -17,6 +17,9 @@ import (
 	"github.com/quancun/quancun/bench/simkiosk"
 	"github.com/quancun/quancun/bench/world"
 	"github.com/quancun/quancun/io/kiosk"
+	"github.com/quancun/quancun/persistence"
+	"github.com/quancun/quancun/recon"
+	"github.com/quancun/quancun/recon/fepstore"
 )
 
 var bin string
@@ -47,6 +50,7 @@ var (
 
 // flow is one scenario's world and its checks.
 type flow struct {
+	dir string
 	t   *testing.T
 	ctx context.Context
 	w   *world.World
@@ -57,7 +61,8 @@ func start(t *testing.T) *flow {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	w, err := world.Start(ctx, world.Options{Bin: bin, Dir: t.TempDir(), Banks: []string{bank},
+	dir := t.TempDir()
+	w, err := world.Start(ctx, world.Options{Bin: bin, Dir: dir, Banks: []string{bank},
 		Accounts: []world.Account{payer, poor, silent}, Kiosks: 1,
 		Cards: []world.CardSpec{{Name: "card", Serial: "0000000012345678", Balance: 1000},
 			{Name: "blocked", Serial: "0000000099999999", Balance: 0, Blocked: true}}})
@@ -65,7 +70,7 @@ func start(t *testing.T) *flow {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	return &flow{t: t, ctx: ctx, w: w, k: w.Kiosks[0]}
+	return &flow{dir: dir, t: t, ctx: ctx, w: w, k: w.Kiosks[0]}
 }
 
 func (f *flow) load(cardName string, a world.Account, amount int64, pull simkiosk.Step) simkiosk.Result {
@@ -162,6 +167,32 @@ func TestPulledBeforeCreditIsRewritten(t *testing.T) {
 	if f.balance("card") != 1500 || r.Pending != 0 || r.BankNet[bank] != 500 {
 		t.Fatalf("card %d, pending %d, bank net %d; want 1500, 0, 500", f.balance("card"), r.Pending, r.BankNet[bank])
 	}
+	// The FEP's own reconciliation lines: the re-written load is S now (DESIGN 8).
+	for _, rec := range f.fileRecords() {
+		if rec.Write != recon.WriteOK || rec.Txn != recon.TxnOK {
+			t.Errorf("file line %s: write %c txn %c, want S/S", rec.Ref, rec.Write, rec.Txn)
+		}
+	}
+}
+
+// fileRecords reads today's reconciliation lines from the stopped FEP's store.
+func (f *flow) fileRecords() []recon.Record {
+	f.t.Helper()
+	s, err := persistence.Open(filepath.Join(f.dir, "fep"), persistence.Options{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer s.Close()
+	today := time.Now().Format("20060102")
+	recs, _, err := fepstore.Read(s, fepstore.Options{AcctDate: today, Zone: time.Local,
+		BusinessDate: func(time.Time) string { return today }})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(recs) == 0 {
+		f.t.Fatal("no reconciliation lines for today")
+	}
+	return recs
 }
 
 func TestPulledAfterCreditIsResolvedApplied(t *testing.T) {
@@ -179,6 +210,11 @@ func TestPulledAfterCreditIsResolvedApplied(t *testing.T) {
 	f.check(500 * time.Millisecond)
 	if f.balance("card") != 1500 {
 		t.Fatalf("card %d, want 1500 (no double credit)", f.balance("card"))
+	}
+	for _, rec := range f.fileRecords() {
+		if rec.Write != recon.WriteOK {
+			t.Errorf("file line %s: write %c, want S once the U load was proved applied", rec.Ref, rec.Write)
+		}
 	}
 }
 

@@ -141,6 +141,10 @@ func FileRecord(r loads.Record, opts Options) (recon.Record, recon.BankKey, bool
 		Write:     fr.Write[0],
 		Txn:       fr.Txn[0],
 	}
+	if r.Settled != nil && rec.Txn == recon.TxnOK {
+		// Re-written (or proved applied) after the load ended F/U: DESIGN 8 lists it as S.
+		rec.Write = recon.WriteOK
+	}
 	var key recon.BankKey
 	if r.Debit != nil && s.STAN != "" {
 		term := opts.Terminals[s.BankCode]

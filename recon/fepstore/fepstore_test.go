@@ -225,3 +225,22 @@ func FuzzCompleteYear(f *testing.F) {
 		}
 	})
 }
+
+// A load that ended F and was re-written later is listed S (DESIGN 8: "a re-write on T+1
+// shows as S"); without the settlement note it stays F.
+func TestSettledLoadIsListedWritten(t *testing.T) {
+	z := zone(t)
+	started := time.Date(2026, 1, 27, 12, 0, 0, 0, z)
+	r := loads.Record{State: txn.State{ID: "K1", Phase: txn.PhaseDone, Ref: "20260127000000000009", Amount: 700,
+		BankCode: "BANKA00001", STAN: "000009", BankResp: "00", SettleDate: "0127", Txn: txn.TxnS, Write: txn.WriteF,
+		Outcome: txn.OutcomeUnwritten, Started: started}}
+	r.Start.Payer.PAN = "6222021234567890123"
+	rec, _, ok := fepstore.FileRecord(r, fepstore.Options{Zone: z})
+	if !ok || rec.Write != recon.WriteFailed {
+		t.Fatalf("unwritten load: %+v %v, want listed F", rec, ok)
+	}
+	r.Settled = &loads.Settled{At: started.Add(24 * time.Hour), How: "rewrite"}
+	if rec, _, ok = fepstore.FileRecord(r, fepstore.Options{Zone: z}); !ok || rec.Write != recon.WriteOK || rec.Txn != recon.TxnOK {
+		t.Fatalf("re-written load: %+v %v, want listed S/S", rec, ok)
+	}
+}
