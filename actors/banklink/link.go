@@ -23,7 +23,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
-
+	"github.com/quancun/quancun/actors/internal/dial"
 	"github.com/quancun/quancun/actors/linkstatus"
 	"github.com/quancun/quancun/actors/reversal"
 	"github.com/quancun/quancun/io/bank"
@@ -113,7 +113,7 @@ type link struct {
 	phase     phase
 	conn      *connection
 	connSeq   uint64
-	dialing   *dialAttempt
+	dialing   *dial.Attempt
 	batch     uint32 // from the last 0810
 	backoff   time.Duration
 	lastRx    time.Time // last non-echo frame
@@ -236,7 +236,7 @@ func (l *link) shutdown(stopping bool) {
 		cancelTimer(c)
 	}
 	if l.dialing != nil {
-		l.dialing.abort()
+		l.dialing.Abort()
 		l.dialing = nil
 	}
 	if l.conn != nil {
@@ -278,7 +278,7 @@ func (l *link) dial() {
 
 func (l *link) dialed(ctx actor.Context, m dialed) {
 	if m.attempt != l.dialing {
-		m.attempt.abort() // an attempt given up on
+		m.attempt.Abort() // an attempt given up on
 		return
 	}
 	l.dialing = nil
@@ -288,7 +288,7 @@ func (l *link) dialed(ctx actor.Context, m dialed) {
 		l.scheduleReconnect()
 		return
 	}
-	c := m.attempt.take()
+	c := m.attempt.Take()
 	if c == nil {
 		return
 	}

@@ -1,11 +1,11 @@
 package loads
 
 import (
-	"time"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/quancun/quancun/actors/txn"
 	"github.com/quancun/quancun/messages"

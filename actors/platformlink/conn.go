@@ -1,11 +1,11 @@
 package platformlink
 
 import (
-	"context"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/quancun/quancun/actors/internal/dial"
 	"github.com/quancun/quancun/io/frame"
 	"github.com/quancun/quancun/io/platform"
 )
@@ -22,55 +22,10 @@ type connection struct {
 	c  net.Conn
 }
 
-// dialAttempt is one dial in progress. abort closes a connection that arrives after the
-// actor gave up on the attempt, so no socket leaks across a stop or restart.
-type dialAttempt struct {
-	cancel context.CancelFunc
-
-	mu        sync.Mutex
-	cancelled bool
-	conn      net.Conn
-}
-
-func (a *dialAttempt) deliver(c net.Conn) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cancelled {
-		c.Close()
-		return false
-	}
-	a.conn = c
-	return true
-}
-
-// take returns the connection for the actor to own; nil when aborted.
-func (a *dialAttempt) take() net.Conn {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cancelled {
-		return nil
-	}
-	c := a.conn
-	a.conn = nil
-	a.cancelled = true
-	return c
-}
-
-func (a *dialAttempt) abort() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cancelled = true
-	a.cancel()
-	if a.conn != nil {
-		a.conn.Close()
-		a.conn = nil
-	}
-}
-
 // Messages from the goroutines to the actor.
 type (
 	dialed struct {
-		attempt *dialAttempt
+		attempt *dial.Attempt
 		err     error
 	}
 	// inbound is one decoded frame. peeked is false when not even the header reads; with
@@ -89,21 +44,9 @@ type (
 	}
 )
 
-func startDial(wg *sync.WaitGroup, addr string, timeout time.Duration, post func(any)) *dialAttempt {
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &dialAttempt{cancel: cancel}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		d := net.Dialer{Timeout: timeout}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil && !a.deliver(c) {
-			return
-		}
-		post(dialed{attempt: a, err: err})
-	}()
-	return a
+// startDial dials addr in a goroutine and posts dialed.
+func startDial(wg *sync.WaitGroup, addr string, timeout time.Duration, post func(any)) *dial.Attempt {
+	return dial.Start(wg, addr, timeout, func(a *dial.Attempt, err error) { post(dialed{attempt: a, err: err}) })
 }
 
 // startReader reads frames until the connection fails or is closed. It verifies and decodes

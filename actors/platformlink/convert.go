@@ -18,7 +18,6 @@ import (
 // cst is China time, the zone of every date and time on the link.
 var cst = time.FixedZone("CST", 8*3600)
 
-
 // normalize turns a pointer request into its value, so senders may use either.
 func normalize(m any) any {
 	switch p := m.(type) {

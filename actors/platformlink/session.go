@@ -10,7 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
-
+	"github.com/quancun/quancun/actors/internal/dial"
 	"github.com/quancun/quancun/actors/linkstatus"
 	"github.com/quancun/quancun/io/hsm"
 	"github.com/quancun/quancun/io/platform"
@@ -136,7 +136,7 @@ type session struct {
 	why       string // why the session is not up
 	conn      *connection
 	connSeq   uint64
-	dialing   *dialAttempt
+	dialing   *dial.Attempt
 	backoff   time.Duration
 	want      bool      // a session is wanted (false after SignOut until SignIn)
 	degraded  bool      // up, but the last heartbeat said the platform cannot process loads
@@ -291,7 +291,7 @@ func (s *session) shutdown(ctx actor.Context, why string) {
 		cancelTimer(c)
 	}
 	if s.dialing != nil {
-		s.dialing.abort()
+		s.dialing.Abort()
 		s.dialing = nil
 	}
 	if s.conn != nil {
@@ -335,7 +335,7 @@ func (s *session) dial() {
 
 func (s *session) dialed(ctx actor.Context, m dialed) {
 	if m.attempt != s.dialing {
-		m.attempt.abort()
+		m.attempt.Abort()
 		return
 	}
 	s.dialing = nil
@@ -345,7 +345,7 @@ func (s *session) dialed(ctx actor.Context, m dialed) {
 		s.scheduleReconnect()
 		return
 	}
-	c := m.attempt.take()
+	c := m.attempt.Take()
 	if c == nil {
 		return
 	}
