@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/quancun/quancun/actors/banklink"
 	"github.com/quancun/quancun/actors/cutover"
 	"github.com/quancun/quancun/actors/terminal"
+	"github.com/quancun/quancun/internal/tomlconf"
 	"github.com/quancun/quancun/io/crypt"
 )
 
@@ -173,16 +172,8 @@ func (c *Config) defaults() {
 // must not silently fall back to a default), and every error names its key.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
-	if err != nil {
+	if err := tomlconf.Decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return Config{}, fmt.Errorf("%w: unknown key %s", ErrConfig, strings.Join(keys, ", "))
 	}
 	c.defaults()
 	if err := c.validate(); err != nil {
@@ -193,7 +184,7 @@ func ParseConfig(b []byte) (Config, error) {
 
 // LoadConfig reads and parses the file at path.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := tomlconf.Read(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
