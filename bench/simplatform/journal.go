@@ -156,12 +156,13 @@ type Journal struct {
 	loads   map[string]*Load
 	order   []string             // references in issue order
 	byKiosk map[[3]string]string // CARD CHECK idempotency: kiosk terminal, trace, date -> ref
+	byCard  map[string][]string  // card (upper-case hex) -> its references in issue order
 	batches []uint32
 	lastSeq uint64 // last reference sequence issued
 }
 
 func newJournal() *Journal {
-	return &Journal{loads: map[string]*Load{}, byKiosk: map[[3]string]string{}}
+	return &Journal{loads: map[string]*Load{}, byKiosk: map[[3]string]string{}, byCard: map[string][]string{}}
 }
 
 // LoadJournal reads dir/journal.jsonl (no file: an empty journal). A last line without its
@@ -311,6 +312,7 @@ func (j *Journal) applyCheck(r *record) error {
 		CheckedAt: r.At, Inits: []Init{in}}
 	j.loads[r.Ref] = l
 	j.order = append(j.order, r.Ref)
+	j.byCard[l.Card] = append(j.byCard[l.Card], r.Ref)
 	j.byKiosk[l.Kiosk] = r.Ref
 	j.lastSeq = max(j.lastSeq, seq)
 	return nil
@@ -453,8 +455,11 @@ func (j *Journal) BookedTotal() int64 {
 
 // pendingFor lists a card's booked loads not known to be written, oldest booking first.
 func (j *Journal) pendingFor(card string) []*Load {
+	// The card's own references, not the whole journal: this runs under the platform's
+	// lock twice per load (CARD CHECK, PENDING QUERY), so a scan of every load made the
+	// platform slower with every load it took.
 	var out []*Load
-	for _, r := range j.order {
+	for _, r := range j.byCard[strings.ToUpper(card)] {
 		if l := j.loads[r]; l.Card == card && l.Pending() {
 			out = append(out, l)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quancun/quancun/io/crypt"
@@ -65,6 +66,16 @@ type Server struct {
 	outMode  string
 	outFrom  time.Time
 	outUntil time.Time // zero: no end
+
+	// Group commit: commit writes and applies under mu; the answer waits (outside mu) until
+	// an fsync covers everything written so far (waitDurable). Concurrent requests share
+	// one fsync, so answers still never report a state the disk does not hold.
+	written atomic.Uint64
+	smu     sync.Mutex
+	scond   *sync.Cond
+	synced  uint64
+	syncing bool
+	syncErr error
 }
 
 // New opens the data dir, replays the journal and prepares the keys. It does not listen.
@@ -182,15 +193,57 @@ func (s *Server) commit(r *record) error {
 		s.broken = fmt.Errorf("simplatform: journal write: %w", err)
 		return s.broken
 	}
-	if err := s.jf.Sync(); err != nil {
-		s.broken = fmt.Errorf("simplatform: journal sync: %w", err)
-		return s.broken
-	}
+	s.written.Add(1)
 	if err := s.j.apply(r); err != nil {
 		s.broken = fmt.Errorf("simplatform: journal apply: %w", err)
 		return s.broken
 	}
 	return nil
+}
+
+// answer handles one request and returns its answer once the journal is synced past every
+// record written before it; nil (no answer) if that sync failed, which stops the platform.
+func (s *Server) answer(b []byte) []byte {
+	out := s.handle(b)
+	if err := s.waitDurable(s.written.Load()); err != nil {
+		return nil
+	}
+	return out
+}
+
+func (s *Server) waitDurable(target uint64) error {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if s.scond == nil {
+		s.scond = sync.NewCond(&s.smu)
+	}
+	for s.synced < target && s.syncErr == nil {
+		if s.syncing {
+			s.scond.Wait()
+			continue
+		}
+		s.syncing = true
+		upto := s.written.Load()
+		s.smu.Unlock()
+		s.mu.Lock()
+		jf := s.jf
+		s.mu.Unlock()
+		err := jf.Sync()
+		s.smu.Lock()
+		s.syncing = false
+		if err != nil {
+			s.syncErr = fmt.Errorf("simplatform: journal sync: %w", err)
+			s.mu.Lock()
+			if s.broken == nil {
+				s.broken = s.syncErr
+			}
+			s.mu.Unlock()
+		} else if upto > s.synced {
+			s.synced = upto
+		}
+		s.scond.Broadcast()
+	}
+	return s.syncErr
 }
 
 // Listen opens the FEP port and, unless disabled, the FTP port. Run calls it; tests call it
@@ -331,7 +384,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out := s.handle(b)
+			out := s.answer(b)
 			if out == nil {
 				return
 			}
