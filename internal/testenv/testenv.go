@@ -25,9 +25,11 @@ func pcscSocket() string {
 
 // RequirePCSC needs a running pcscd (with the vpcd readers: scripts/pcscd.sh starts both). The
 // probe opens pcscd's socket without cgo, so this package stays free of libpcsclite.
+// It also holds the machine-wide reader lock until the test ends (see lockReaders).
 func RequirePCSC(t testing.TB) {
 	t.Helper()
 	requireService(t, "pcscd", probeUnix(pcscSocket()), "run scripts/pcscd.sh")
+	lockReaders(t)
 }
 
 // requireService skips or fails t when probe reports the service unusable. fix tells a person
