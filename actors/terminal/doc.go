@@ -1,12 +1,13 @@
 // Package terminal is the kiosk side of the FEP: the TCP listener for the kiosk link
 // (docs/protocols/kiosk.md) and one actor per registered kiosk terminal.
 //
-// The I/O is at the edge. An accept goroutine takes connections; per connection a reader
-// goroutine reads frames (io/frame), decodes them and checks the PSAM MAC in the security
-// module (io/kiosk.ReadRequest), and sends the decoded request to the terminal actor named
-// by its F41; a writer goroutine writes what the actor packed. The reader also owns the
-// heartbeat timeout: no frame for Config.HeartbeatTimeout closes the connection and marks
-// the terminal offline.
+// The I/O is at the edge. An accept goroutine takes connections; per connection one reader
+// goroutine at a time reads a frame (io/frame), decodes it and checks the PSAM MAC in the
+// security module (io/kiosk.ReadRequest), sends the decoded request to the terminal actor
+// named by its F41 and leaves the next frame to a fresh goroutine, so an idle kiosk costs
+// one small stack. The actor writes what it packed straight to the socket, under a write
+// deadline. The reader also owns the heartbeat timeout: no frame for
+// Config.HeartbeatTimeout closes the connection and marks the terminal offline.
 //
 // A terminal actor ("<kiosks>/terminal/<id>", see Kiosks.PID) signs its kiosk in (new PIK
 // and MAK in the security module, exported under the kiosk's TMK with their KCVs), insists

@@ -305,10 +305,9 @@ func (k *Kiosks) accept(ln net.Listener) {
 			return
 		}
 		k.conns[c] = struct{}{}
-		k.wg.Add(2)
+		k.wg.Add(1) // held by the connection's reader goroutine, whichever it is
 		k.mu.Unlock()
-		go k.write(c)
-		go k.read(c)
+		go k.read(c, nil)
 	}
 }
 

@@ -13,12 +13,14 @@ type session struct {
 	signedIn bool
 	batch    uint32
 	load     *flight         // the load in flight, at most one
-	asks     map[string]*ask // requests waiting for the platform or the loads supervisor
-	recent   *recent         // LOAD answers by date+trace, for duplicates
+	asks     map[string]*ask // requests waiting for the platform or the loads supervisor; nil until one waits
+	recent   recent          // LOAD answers by date+trace, for duplicates
 }
 
+// newSession allocates no maps: most of a terminal's life is idle, and at tens of
+// thousands of kiosks the eager maps would cost more than the connection itself.
 func newSession(n int) *session {
-	return &session{asks: map[string]*ask{}, recent: &recent{max: n, m: map[string]*kiosk.LoadResponse{}}}
+	return &session{recent: recent{max: n}}
 }
 
 // flight is the one load a terminal has handed to the loads supervisor.
@@ -35,7 +37,8 @@ type ask struct {
 	timer *time.Timer
 }
 
-// recent remembers the last max LOAD answers, oldest dropped first.
+// recent remembers the last max LOAD answers, oldest dropped first. Its map is made on
+// the first answer (a nil map reads as empty).
 type recent struct {
 	max   int
 	order []string
@@ -47,6 +50,9 @@ func (r *recent) get(key string) *kiosk.LoadResponse { return r.m[key] }
 func (r *recent) put(key string, resp *kiosk.LoadResponse) {
 	if _, ok := r.m[key]; ok {
 		return // the first answer stands
+	}
+	if r.m == nil {
+		r.m = map[string]*kiosk.LoadResponse{}
 	}
 	r.m[key] = resp
 	r.order = append(r.order, key)

@@ -97,7 +97,7 @@ func (t *terminalActor) connLost(m connLost) {
 }
 
 // send packs resp, signed under the kiosk's MAK unless its code may go unsigned, and
-// queues it on the kiosk's connection.
+// writes it to the kiosk's connection.
 func (t *terminalActor) send(resp kiosk.Response, code kiosk.Code) {
 	var signer kiosk.ResponseMACer
 	if !unsigned(code) {
@@ -108,8 +108,13 @@ func (t *terminalActor) send(resp kiosk.Response, code kiosk.Code) {
 		t.log.Error("kiosk response not packed", "kind", resp.Kind().String(), "code", string(code), "err", err)
 		return
 	}
-	if t.s.conn == nil || !t.s.conn.send(b) {
+	if t.s.conn == nil {
 		t.log.Warn("kiosk response not sent: no connection", "kind", resp.Kind().String(), "code", string(code))
+		return
+	}
+	if err := t.s.conn.send(b); err != nil {
+		t.log.Warn("kiosk response not sent: connection closed", "kind", resp.Kind().String(), "code", string(code),
+			"remote", t.s.conn.remote, "err", err)
 		return
 	}
 	t.log.Debug("kiosk response", "kind", resp.Kind().String(), "code", string(code))
@@ -346,6 +351,9 @@ func (t *terminalActor) wait(ctx actor.Context, reqID string, r kiosk.Request) b
 		return false
 	}
 	pid, sys := ctx.Self(), t.k.deps.System
+	if t.s.asks == nil {
+		t.s.asks = map[string]*ask{}
+	}
 	t.s.asks[reqID] = &ask{req: r,
 		timer: time.AfterFunc(t.k.cfg.RequestTimeout, func() { sys.Root.Send(pid, askTimeout{reqID: reqID}) })}
 	return true
@@ -358,6 +366,9 @@ func (t *terminalActor) done(reqID string) kiosk.Request {
 	}
 	a.timer.Stop()
 	delete(t.s.asks, reqID)
+	if len(t.s.asks) == 0 {
+		t.s.asks = nil // an idle terminal holds no map
+	}
 	return a.req
 }
 
