@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/quancun/quancun/actors/fep"
+	"github.com/quancun/quancun/actors/loads"
 	"github.com/quancun/quancun/bench/simplatform"
 	"github.com/quancun/quancun/io/ftpup"
+	"github.com/quancun/quancun/messages"
 	"github.com/quancun/quancun/persistence"
 	"github.com/quancun/quancun/recon"
 )
@@ -32,9 +34,10 @@ ftp_addr as <name>.tmp, then renames, retrying until it is there or --upload-tim
 const reconRunSynopsis = `Classify every load of accounting date T into the seed's five outcomes (or unmatched)
 from the FEP's store, the banks' settlement files and the platform journal, and write the
 run's report: one line per outcome, then every item with its action. The FEP must be stopped
-(see recon file). Outcome 1 (platform did not book) is listed for the platform to book: this
-command holds no platform session; outcome 2 is left to the automatic re-write; 3, 4 and the
-unmatched are listed for manual handling.`
+(see recon file). Outcome 1 (bank debited, platform did not book) is listed; with --book the
+command signs in to the platform with the FEP's own keys and BOOKs each by its reference
+(idempotent; the card is then re-written at its holder's next load). Outcome 2 is left to the
+automatic re-write; 3, 4 and the unmatched are listed for manual handling.`
 
 const reportClearingSynopsis = `Write the clearing report of accounting date T from the FEP's store: per bank, the
 count and sum of the loads that must reach the operator's load account, the reversals and
@@ -182,10 +185,9 @@ func listFlags(l listFlag) []string {
 }
 
 // BookingNote is printed under outcome 1 in every run report.
-const bookingNote = "NOT BOOKED BY THIS RUN: the FEP's platform link has BOOK only inside a load's own " +
-	"session (a load still in 'booking' keeps asking by itself); `recon run` works on the stopped FEP " +
-	"and holds no platform session. Hand these entries to the platform to book (seed 5, outcome 1); " +
-	"each card is then re-written at its holder's next load."
+const bookingNote = "NOT BOOKED BY THIS RUN (run again with --book to BOOK them through a platform " +
+	"session of the FEP's own; a load still in 'booking' keeps asking by itself). Each card is then " +
+	"re-written at its holder's next load (seed 5, outcome 1)."
 
 func runReconRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "recon run", reconRunSynopsis)
@@ -193,6 +195,7 @@ func runReconRun(ctx context.Context, env *Env, args []string) error {
 	var settle listFlag
 	fs.Var(&settle, "bank-settlement", "a bank's settlement file for T (repeat, or comma-separate; required)")
 	journal := fs.String("platform-journal", "", "the platform's data directory holding journal.jsonl (required)")
+	book := fs.Bool("book", false, "book outcome-1 loads (bank debited, platform never booked) on the platform through a session of the FEP's own (the FEP must be stopped)")
 	out := fs.String("out", "", "report file (default: RECON_<T>.txt in the current directory; - for stdout)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -209,7 +212,7 @@ func runReconRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	date := *rf.date
-	rep, err := reconRun(cfg, date, listFlags(settle), *journal, env.Stderr)
+	rep, err := reconRun(ctx, cfg, date, listFlags(settle), *journal, *book, env.Stderr)
 	if err != nil {
 		return err
 	}
@@ -229,7 +232,7 @@ func runReconRun(ctx context.Context, env *Env, args []string) error {
 }
 
 // reconRun reads the three sides, classifies and renders the report.
-func reconRun(cfg fep.Config, date string, settleFiles []string, journalDir string, progressOut io.Writer) ([]byte, error) {
+func reconRun(ctx context.Context, cfg fep.Config, date string, settleFiles []string, journalDir string, book bool, progressOut io.Writer) ([]byte, error) {
 	s, err := openFEPStore(cfg)
 	if err != nil {
 		return nil, err
@@ -281,11 +284,79 @@ func reconRun(cfg fep.Config, date string, settleFiles []string, journalDir stri
 		n += g.Count
 	}
 	fmt.Fprintf(progressOut, "  recon run: %d loads classified\n", n)
+	var booked []string
+	if g := res.Group(recon.PlatformMissing); book && g.Count > 0 {
+		info.BookingNote = "BOOKED BY THIS RUN through a platform session of the FEP's own; the results follow the report."
+		if booked, err = bookMissing(ctx, cfg, g.Items, progressOut); err != nil {
+			return nil, err
+		}
+	}
 	var b bytes.Buffer
 	if err := recon.WriteRunReport(&b, info, res); err != nil {
 		return nil, err
 	}
+	if len(booked) > 0 {
+		fmt.Fprintf(&b, "\nBooked on the platform (outcome 1):\n")
+		for _, l := range booked {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
 	return b.Bytes(), nil
+}
+
+// bookMissing asks the platform to BOOK each outcome-1 load, by its reference, with the
+// bank's answer the FEP recorded (RRN, authorisation code, settlement date). BOOK is
+// idempotent at the platform, so running this twice books nothing twice. Each card is then
+// re-written at its holder's next load.
+func bookMissing(ctx context.Context, cfg fep.Config, items []recon.Item, progressOut io.Writer) ([]string, error) {
+	s, err := openFEPStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sess, err := fep.OpenPlatformSession(octx, cfg, s, nil)
+	if err != nil {
+		return nil, fmt.Errorf("book outcome-1 loads: %w", err)
+	}
+	defer sess.Close()
+	var out []string
+	for _, it := range items {
+		id, err := s.Get(loads.RefKey(it.Ref))
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s  not booked: no FEP record (%v)", it.Ref, err))
+			continue
+		}
+		v, err := s.Get(loads.TxnKey(string(id)))
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s  not booked: %v", it.Ref, err))
+			continue
+		}
+		rec, err := loads.DecodeRecord(v)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s  not booked: %v", it.Ref, err))
+			continue
+		}
+		st := rec.State
+		ans, err := sess.Request(messages.PlatformBook{ReqID: "recon/" + st.Ref, Ref: st.Ref, Amount: st.Amount,
+			BankCode: st.BankCode, RRN: st.RRN, AuthCode: st.AuthCode, SettleDate: st.SettleDate}, 15*time.Second)
+		r, ok := ans.(messages.PlatformBookResult)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("%s  not booked: %v", st.Ref, err))
+		case !ok:
+			out = append(out, fmt.Sprintf("%s  not booked: unexpected answer %T", st.Ref, ans))
+		case r.Refused != "":
+			out = append(out, fmt.Sprintf("%s  refused by the platform: %s", st.Ref, r.Refused))
+		case r.Err != "":
+			out = append(out, fmt.Sprintf("%s  not booked: %s", st.Ref, r.Err))
+		default:
+			out = append(out, fmt.Sprintf("%s  booked, %d fen, MAC2 issued at %s: the card is re-written at its next load", st.Ref, st.Amount, r.HostTime))
+		}
+		fmt.Fprintf(progressOut, "  recon run: %s\n", out[len(out)-1])
+	}
+	return out, nil
 }
 
 func runReportClearing(_ context.Context, env *Env, args []string) error {
