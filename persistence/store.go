@@ -224,13 +224,19 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("get %q: %w", key, ErrNotFound)
+		return nil, notFound{key: key} // formatted only if printed: a miss is on the hot path
 	}
 	if err != nil {
 		return nil, fmt.Errorf("persistence: get %q: %w", key, err)
 	}
 	return v, nil
 }
+
+// notFound is Get's miss: it wraps ErrNotFound and names the key when printed.
+type notFound struct{ key []byte }
+
+func (e notFound) Error() string { return fmt.Sprintf("get %q: %v", e.key, ErrNotFound) }
+func (e notFound) Unwrap() error { return ErrNotFound }
 
 // ErrStop may be returned by a scan callback to end the scan early without error.
 var ErrStop = errors.New("persistence: stop scan")

@@ -107,3 +107,72 @@ func BenchmarkRecovery(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkLoad runs whole loads through the supervisor against instant stand-ins (platform,
+// bank, terminal; the terminal CONFIRMs S on every approved reply), 32 in flight, with the
+// real store (synced group commits). allocs/op and the CPU profile are the shell's and the
+// store's share of a load:
+//
+//	go test ./actors/loads -run XXX -bench 'Load$' -benchtime 3000x -benchmem
+func BenchmarkLoad(b *testing.B) {
+	discard := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := persistence.Open(b.TempDir(), persistence.Options{Logger: discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	stan, err := st.Counter("stan:"+bankCode, 1, 999999, 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sys := quietSystem()
+	defer sys.Shutdown()
+	var refs atomic.Int64
+	platform := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case messages.PlatformCheck:
+			ctx.Respond(messages.PlatformCheckResult{ReqID: m.ReqID, Ref: fmt.Sprintf("2026112700%010d", refs.Add(1)), Batch: 7})
+		case messages.PlatformBook:
+			ctx.Respond(messages.PlatformBookResult{ReqID: m.ReqID, Ref: m.Ref, MAC2: [4]byte{1, 2, 3, 4}, HostTime: "20261127120000"})
+		case messages.PlatformConfirm:
+			ctx.Respond(messages.PlatformConfirmResult{ReqID: m.ReqID, Ref: m.Ref})
+		}
+	}))
+	bank := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) { bankApproves(ctx, ctx.Message()) }))
+	done := make(chan struct{}, 1024)
+	var sup *actor.PID
+	term := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case messages.LoadReply:
+			if m.Result != string(txn.KioskApproved) {
+				b.Errorf("load %s: %+v", m.TxnID, m)
+				done <- struct{}{}
+				return
+			}
+			ctx.Send(sup, messages.KioskConfirm{Terminal: m.Terminal, KioskTrace: m.KioskTrace, Ref: m.Ref, Status: 'S', TAC: [4]byte{5, 6, 7, 8}})
+		case messages.KioskConfirmReply:
+			done <- struct{}{}
+		}
+	}))
+	deps := Deps{Store: st, STAN: map[string]*persistence.Counter{bankCode: stan}, Platform: platform,
+		Banks: map[string]*actor.PID{bankCode: bank}, Terminal: func(string) *actor.PID { return term }, Logger: discard}
+	sup = sys.Root.Spawn(Props(Config{Merchant: "898310048990001", Grace: 100 * time.Millisecond}, deps))
+	const inflight = 32
+	b.ReportAllocs()
+	b.ResetTimer()
+	started := 0
+	for ; started < min(inflight, b.N); started++ {
+		sys.Root.Send(sup, startLoad(fmt.Sprintf("B%08d", started)))
+	}
+	for range b.N {
+		<-done
+		if started < b.N {
+			sys.Root.Send(sup, startLoad(fmt.Sprintf("B%08d", started)))
+			started++
+		}
+	}
+	b.StopTimer()
+	s := st.Stats()
+	b.ReportMetric(float64(s.Groups)/float64(b.N), "syncs/load")
+	b.ReportMetric(float64(s.Ops)/float64(b.N), "ops/load")
+}

@@ -2,8 +2,6 @@ package loads
 
 import (
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -12,8 +10,12 @@ import (
 	"github.com/quancun/quancun/persistence"
 )
 
-// recordVersion is written into every record so a later format can read older ones.
-const recordVersion = 1
+// recordVersion is the format a record is written in (codec.go: binary); it is written into
+// every record so a later format can read older ones. Version 1 was JSON (jsonVersion).
+const (
+	recordVersion = 2
+	jsonVersion   = 1
+)
 
 // Record is what a transaction actor persists under TxnKey(id): the core's state plus what
 // its effects need that the state does not carry. It is written whole, synced, before any
@@ -46,18 +48,6 @@ type Settled struct {
 	TAC string    `json:"tac,omitempty"`
 }
 
-// DecodeRecord reads a stored Record.
-func DecodeRecord(b []byte) (Record, error) {
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return Record{}, fmt.Errorf("decode txn record: %w", err)
-	}
-	if r.V != recordVersion {
-		return Record{}, fmt.Errorf("decode txn record %s: version %d, want %d", r.State.ID, r.V, recordVersion)
-	}
-	return r, nil
-}
-
 // TxnKey is where the record of a transaction lives.
 func TxnKey(id string) []byte { return persistence.Key("txn", id) }
 
@@ -78,11 +68,8 @@ func (r Record) differs(prev Record) bool {
 
 // ops are the writes of r, with the index keys that became known since prev, in one commit.
 func (r Record) ops(prev Record) ([]persistence.Op, error) {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode txn record %s: %w", r.State.ID, err)
-	}
-	ops := []persistence.Op{{Key: TxnKey(r.State.ID), Value: v}}
+	ops := make([]persistence.Op, 1, 3)
+	ops[0] = persistence.Op{Key: TxnKey(r.State.ID), Value: encodeRecord(r)}
 	if prev.State.Phase == txn.PhaseNew && !r.State.Started.IsZero() {
 		ops = append(ops, persistence.Op{Key: DayKey(r.State.Started.Format("20060102"), r.State.ID), Value: []byte(r.State.ID)})
 	}

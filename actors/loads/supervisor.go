@@ -1,6 +1,7 @@
 package loads
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,10 +24,12 @@ const forwardTimeout = 30 * time.Second
 // persisted state.
 func Props(cfg Config, deps Deps) *actor.Props {
 	deps = deps.withDefaults()
+	pool := newWorkerPool(poolWorkers, poolIdle)
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &supervisor{cfg: cfg, deps: deps, log: deps.Logger.With("actor", "loads"),
-			live: map[string]*actor.PID{}, recovering: map[string]bool{}}
-	}, actor.WithSupervisor(actor.NewExponentialBackoffStrategy(time.Minute, 100*time.Millisecond)))
+			live: map[string]*actor.PID{}, recovering: map[string]bool{}, pool: pool}
+	}, actor.WithSupervisor(actor.NewExponentialBackoffStrategy(time.Minute, 100*time.Millisecond)),
+		actor.WithDispatcher(pool))
 }
 
 type supervisor struct {
@@ -39,7 +42,15 @@ type supervisor struct {
 	recStart   time.Time
 	stats      Stats
 	fwdSeq     uint64
+	pool       *workerPool // the dispatcher of this supervisor and its transaction actors
 }
+
+// The worker pool of the loads actors (dispatch.go): at most poolWorkers parked goroutines,
+// each gone after poolIdle without work.
+const (
+	poolWorkers = 64
+	poolIdle    = 2 * time.Second
+)
 
 func (s *supervisor) Receive(ctx actor.Context) {
 	switch m := value(ctx.Message()).(type) {
@@ -118,7 +129,6 @@ func (s *supervisor) resumed(id string) {
 
 // startLoad allocates the STAN and starts the transaction actor, unless the load is known.
 func (s *supervisor) startLoad(ctx actor.Context, m messages.StartLoad) {
-	log := s.log.With("txn", m.TxnID, "terminal", m.Terminal, "trace", m.KioskTrace)
 	if pid := s.live[m.TxnID]; pid != nil {
 		ctx.Send(pid, m) // a duplicate: the live load answers it or ignores it
 		return
@@ -126,34 +136,34 @@ func (s *supervisor) startLoad(ctx actor.Context, m messages.StartLoad) {
 	rec, found, err := s.stored(m.TxnID)
 	switch {
 	case err != nil:
-		log.Error("cannot check for a duplicate load: refused", "err", err)
+		s.loadLog(m).Error("cannot check for a duplicate load: refused", "err", err)
 		s.reply(ctx, m.Terminal, failedReply(m, CodeSystem))
 		return
 	case found && rec.Reply != nil:
-		log.Info("duplicate load request answered from the store", "result", rec.Reply.Result)
+		s.loadLog(m).Info("duplicate load request answered from the store", "result", rec.Reply.Result)
 		s.reply(ctx, m.Terminal, *rec.Reply)
 		return
 	case found && !rec.State.Final():
 		s.respawn(ctx, m.TxnID, m)
 		return
 	case found:
-		log.Info("duplicate load request for a finished load with no answer on record: ignored")
+		s.loadLog(m).Info("duplicate load request for a finished load with no answer on record: ignored")
 		return
 	}
 	if err := s.deps.Store.Healthy(); err != nil {
-		log.Error("store unavailable: load refused", "err", err)
+		s.loadLog(m).Error("store unavailable: load refused", "err", err)
 		s.reply(ctx, m.Terminal, failedReply(m, CodeSystem))
 		return
 	}
 	ctr := s.deps.STAN[m.BankCode]
 	if ctr == nil || s.deps.Banks[m.BankCode] == nil {
-		log.Warn("no link for bank code: load refused", "bank", m.BankCode)
+		s.loadLog(m).Warn("no link for bank code: load refused", "bank", m.BankCode)
 		s.reply(ctx, m.Terminal, failedReply(m, CodeNoRoute))
 		return
 	}
 	n, err := ctr.Next()
 	if err != nil {
-		log.Error("cannot allocate a STAN: load refused", "bank", m.BankCode, "err", err)
+		s.loadLog(m).Error("cannot allocate a STAN: load refused", "bank", m.BankCode, "err", err)
 		s.reply(ctx, m.Terminal, failedReply(m, CodeSystem))
 		return
 	}
@@ -166,17 +176,36 @@ func (s *supervisor) startLoad(ctx actor.Context, m messages.StartLoad) {
 		Amount:     m.Amount,
 		BankCode:   m.BankCode,
 		MaskedPAN:  maskPAN(m.Payer.PAN),
-		STAN:       fmt.Sprintf("%06d", n%1000000),
+		STAN:       stan6(n),
 		BankDate:   now.Format("0102"),
 		Limits:     s.cfg.Limits,
 	}
 	load := m
 	if _, err := s.spawn(ctx, txnSpec{id: m.TxnID, load: &load, req: &req}); err != nil {
-		log.Error("cannot start the transaction actor: load refused", "err", err)
+		s.loadLog(m).Error("cannot start the transaction actor: load refused", "err", err)
 		s.reply(ctx, m.Terminal, failedReply(m, CodeSystem))
 		return
 	}
-	log.Info("load started", "amount", m.Amount, "bank", m.BankCode, "pan", req.MaskedPAN, "stan", req.STAN)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.loadLog(m).Info("load started", "amount", m.Amount, "bank", m.BankCode, "pan", req.MaskedPAN, "stan", req.STAN)
+	}
+}
+
+// loadLog is the logger of one load's lines (built only when a line is written: With
+// costs several allocations even when the level is off).
+func (s *supervisor) loadLog(m messages.StartLoad) *slog.Logger {
+	return s.log.With("txn", m.TxnID, "terminal", m.Terminal, "trace", m.KioskTrace)
+}
+
+// stan6 is n as the 6-digit STAN (mod 10^6), without fmt.
+func stan6(n uint64) string {
+	n %= 1000000
+	var b [6]byte
+	for i := 5; i >= 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[:])
 }
 
 // kioskConfirm routes a CONFIRM by reference: to our load, or, for a reference that is not
@@ -306,7 +335,7 @@ func (s *supervisor) respawn(ctx actor.Context, id string, msg any) {
 }
 
 func (s *supervisor) spawn(ctx actor.Context, spec txnSpec) (*actor.PID, error) {
-	spec.cfg, spec.deps = s.cfg, s.deps
+	spec.cfg, spec.deps, spec.pool = s.cfg, s.deps, s.pool
 	pid, err := ctx.SpawnNamed(txnProps(spec), spec.id)
 	if err != nil {
 		return nil, fmt.Errorf("spawn txn %s: %w", spec.id, err)

@@ -1,9 +1,11 @@
 package loads
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -64,27 +66,32 @@ type txnSpec struct {
 	req    *txn.KioskLoadRequest // its first event
 	seed   *Record               // the record recovery already read (first incarnation only)
 	resume bool                  // report resumed to the supervisor after the first step
+	pool   *workerPool           // the supervisor's dispatcher; nil: protoactor's default
 }
 
 func txnProps(spec txnSpec) *actor.Props {
 	first := true // the producer runs again on each supervisor restart: reload from the store
+	var opts []actor.PropsOption
+	if spec.pool != nil {
+		opts = append(opts, actor.WithDispatcher(spec.pool))
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		a := &txnActor{spec: spec, log: spec.deps.Logger.With("txn", spec.id), timers: map[txn.TimerKind]armed{}}
+		a := &txnActor{spec: spec, timers: make(map[txn.TimerKind]armed, 2)}
 		if !first {
 			a.spec.seed = nil
 		}
 		a.fresh = first && spec.req != nil
 		first = false
 		return a
-	})
+	}, opts...)
 }
 
 // txnActor is the shell of one load: Step, persist (CommitAsync), effects, timers.
 type txnActor struct {
-	spec  txnSpec
-	log   *slog.Logger
-	self  *actor.PID
-	sched *scheduler.TimerScheduler
+	spec   txnSpec
+	logger *slog.Logger // lg(): built on the first line written
+	self   *actor.PID
+	sched  *scheduler.TimerScheduler
 
 	rec      Record  // the last durable record
 	busy     bool    // a commit is in flight
@@ -126,7 +133,9 @@ func (a *txnActor) Receive(ctx actor.Context) {
 	case messages.PlatformConfirmResult:
 		a.step(ctx, input{msg: confirmEvent(m)})
 	case messages.ReversalQueued:
-		a.log.Debug("reversal queued at the bank link", "stan", m.STAN)
+		if a.enabled(slog.LevelDebug) {
+			a.lg().Debug("reversal queued at the bank link", "stan", m.STAN)
+		}
 	case messages.ReversalDone:
 		a.step(ctx, input{msg: txn.ReversalDone{Code: m.Code}})
 	case messages.KioskConfirm:
@@ -144,7 +153,7 @@ func (a *txnActor) started(ctx actor.Context) {
 	rec, found, err := a.load()
 	switch {
 	case err != nil:
-		a.log.Error("cannot read the transaction record", "err", err)
+		a.lg().Error("cannot read the transaction record", "err", err)
 		a.fail(ctx, err)
 	case found:
 		a.rec = rec
@@ -158,7 +167,7 @@ func (a *txnActor) started(ctx actor.Context) {
 		a.rec = Record{V: recordVersion, Start: atRest(*a.spec.load)}
 		a.step(ctx, input{msg: *a.spec.req})
 	default:
-		a.log.Warn("nothing stored for this transaction: stopping")
+		a.lg().Warn("nothing stored for this transaction: stopping")
 		a.reportResumed(ctx)
 		a.retire(ctx)
 	}
@@ -265,7 +274,7 @@ func (a *txnActor) committed(ctx actor.Context, m committed) {
 // whichever it is). The kiosk gets a failure if it was not answered; the terminal layer
 // refuses new loads while the store is unhealthy.
 func (a *txnActor) fail(ctx actor.Context, err error) {
-	a.log.Error("transaction stopped: its state could not be made durable; no effect performed",
+	a.lg().Error("transaction stopped: its state could not be made durable; no effect performed",
 		"phase", a.rec.State.Phase, "next_phase", a.flight.next.State.Phase, "err", err)
 	a.dead = true
 	a.busy = false
@@ -293,15 +302,15 @@ func (a *txnActor) perform(ctx actor.Context, effects []txn.Effect) {
 		case txn.SendBankDebit:
 			a.sendDebit(ctx, e)
 		case txn.EnqueueReversal:
-			a.request(ctx, a.spec.deps.Banks[e.Bank], "bank "+e.Bank, a.reversal(e))
+			a.request(ctx, a.spec.deps.Banks[e.Bank], e.Bank, a.reversal(e))
 		case txn.SendPlatformBook:
 			s := a.rec.State
 			a.request(ctx, a.spec.deps.Platform, "platform", messages.PlatformBook{
-				ReqID: fmt.Sprintf("%s/book/%d", s.ID, s.BookAttempts), Ref: e.Ref, Amount: s.Amount,
+				ReqID: s.ID + "/book/" + strconv.Itoa(s.BookAttempts), Ref: e.Ref, Amount: s.Amount,
 				BankCode: s.BankCode, RRN: s.RRN, AuthCode: s.AuthCode, SettleDate: s.SettleDate})
 		case txn.SendPlatformConfirm:
 			a.request(ctx, a.spec.deps.Platform, "platform", messages.PlatformConfirm{
-				ReqID: fmt.Sprintf("%s/confirm/%d", a.rec.State.ID, a.rec.State.ConfirmAttempts),
+				ReqID: a.rec.State.ID + "/confirm/" + strconv.Itoa(a.rec.State.ConfirmAttempts),
 				Ref:   e.Ref, Status: writeByte(e.Status), TAC: unhex4(e.TAC)})
 		case txn.ReplyKiosk:
 			if a.rec.Reply != nil {
@@ -309,12 +318,15 @@ func (a *txnActor) perform(ctx actor.Context, effects []txn.Effect) {
 				a.told = true
 			}
 		case txn.Done:
-			s := a.rec.State
-			a.log.Info("load finished", "outcome", e.Outcome, "ref", s.Ref, "amount", s.Amount,
-				"bank", s.BankCode, "pan", s.MaskedPAN, "write", s.Write, "txn_status", s.Txn)
+			if s := a.rec.State; a.enabled(slog.LevelInfo) {
+				a.lg().Info("load finished", "outcome", e.Outcome, "ref", s.Ref, "amount", s.Amount,
+					"bank", s.BankCode, "pan", s.MaskedPAN, "write", s.Write, "txn_status", s.Txn)
+			}
 			a.armGrace()
 		case txn.Note:
-			a.log.Debug("core note", "note", e.Text)
+			if a.enabled(slog.LevelDebug) {
+				a.lg().Debug("core note", "note", e.Text)
+			}
 		}
 	}
 	for _, e := range effects {
@@ -336,12 +348,12 @@ func (a *txnActor) platformCheck() messages.PlatformCheck {
 // sendDebit sends the persisted 0200 with the PIN block that only this incarnation holds.
 func (a *txnActor) sendDebit(ctx actor.Context, e txn.SendBankDebit) {
 	if a.rec.Debit == nil || a.spec.load == nil {
-		a.log.Error("0200 not sent: no PIN block in this incarnation; the bank deadline reverses", "stan", e.STAN)
+		a.lg().Error("0200 not sent: no PIN block in this incarnation; the bank deadline reverses", "stan", e.STAN)
 		return
 	}
 	d := *a.rec.Debit
 	d.Payer.PINBlock = a.spec.load.Payer.PINBlock
-	a.request(ctx, a.spec.deps.Banks[e.Bank], "bank "+e.Bank, d)
+	a.request(ctx, a.spec.deps.Banks[e.Bank], e.Bank, d)
 }
 
 func (a *txnActor) reversal(e txn.EnqueueReversal) messages.EnqueueReversal {
@@ -355,12 +367,12 @@ func (a *txnActor) reversal(e txn.EnqueueReversal) messages.EnqueueReversal {
 
 func (a *txnActor) bankResult(ctx actor.Context, m messages.BankDebitResult) {
 	if m.STAN != "" && m.STAN != a.rec.State.STAN {
-		a.log.Warn("0210 for another STAN dropped", "stan", m.STAN, "ours", a.rec.State.STAN)
+		a.lg().Warn("0210 for another STAN dropped", "stan", m.STAN, "ours", a.rec.State.STAN)
 		return
 	}
 	ev, ok := bankEvent(m)
 	if !ok {
-		a.log.Warn("0200 not sent (bank link down): waiting for the bank deadline, which reverses",
+		a.lg().Warn("0200 not sent (bank link down): waiting for the bank deadline, which reverses",
 			"stan", a.rec.State.STAN, "deadline", a.rec.State.BankDeadline)
 		return
 	}
@@ -374,7 +386,7 @@ func (a *txnActor) duplicate(ctx actor.Context, m messages.StartLoad) {
 		a.send(ctx, m.Terminal, *a.rec.Reply)
 		return
 	}
-	a.log.Info("duplicate load request while in progress: ignored", "phase", a.rec.State.Phase)
+	a.lg().Info("duplicate load request while in progress: ignored", "phase", a.rec.State.Phase)
 }
 
 // answerConfirm answers a kiosk CONFIRM once the state after it is durable; code "" means
@@ -390,9 +402,13 @@ func (a *txnActor) answerConfirm(ctx actor.Context, in input, code string) {
 		KioskTrace: in.confirm.KioskTrace, Ref: in.confirm.Ref, Code: code})
 }
 
+// request sends msg to pid; who is "platform" or a bank code (named only in the error).
 func (a *txnActor) request(ctx actor.Context, pid *actor.PID, who string, msg any) {
 	if pid == nil {
-		a.log.Error("no actor to send to: the timers of the core take over", "to", who, "msg", fmt.Sprintf("%T", msg))
+		if who != "platform" {
+			who = "bank " + who
+		}
+		a.lg().Error("no actor to send to: the timers of the core take over", "to", who, "msg", fmt.Sprintf("%T", msg))
 		return
 	}
 	ctx.Request(pid, msg)
@@ -401,7 +417,7 @@ func (a *txnActor) request(ctx actor.Context, pid *actor.PID, who string, msg an
 func (a *txnActor) send(ctx actor.Context, terminal string, msg any) {
 	pid := a.spec.deps.Terminal(terminal)
 	if pid == nil {
-		a.log.Warn("terminal gone: answer dropped", "terminal", terminal, "msg", fmt.Sprintf("%T", msg))
+		a.lg().Warn("terminal gone: answer dropped", "terminal", terminal, "msg", fmt.Sprintf("%T", msg))
 		return
 	}
 	ctx.Send(pid, msg)
@@ -475,6 +491,20 @@ func (a *txnActor) reportResumed(ctx actor.Context) {
 		a.spec.resume = false
 		ctx.Send(ctx.Parent(), resumed{id: a.spec.id})
 	}
+}
+
+// lg is the actor's logger, with its transaction id. Built on first use: slog's With
+// allocates even when nothing is logged, and most loads log nothing at the usual levels.
+func (a *txnActor) lg() *slog.Logger {
+	if a.logger == nil {
+		a.logger = a.spec.deps.Logger.With("txn", a.spec.id)
+	}
+	return a.logger
+}
+
+// enabled guards hot log lines whose attributes would allocate with the level off.
+func (a *txnActor) enabled(l slog.Level) bool {
+	return a.spec.deps.Logger.Enabled(context.Background(), l)
 }
 
 func writeByte(w txn.WriteStatus) byte {
