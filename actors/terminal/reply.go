@@ -13,23 +13,8 @@ import (
 
 // envOf is the envelope of any kiosk request.
 func envOf(r kiosk.Request) *kiosk.Envelope {
-	switch m := r.(type) {
-	case *kiosk.SignIn:
-		return &m.Envelope
-	case *kiosk.SignOut:
-		return &m.Envelope
-	case *kiosk.Heartbeat:
-		return &m.Envelope
-	case *kiosk.Load:
-		return &m.Envelope
-	case *kiosk.Confirm:
-		return &m.Envelope
-	case *kiosk.PendingQuery:
-		return &m.Envelope
-	case *kiosk.Rewrite:
-		return &m.Envelope
-	case *kiosk.Resolve:
-		return &m.Envelope
+	if e := kiosk.EnvelopeOf(r); e != nil {
+		return e
 	}
 	return &kiosk.Envelope{}
 }

@@ -581,25 +581,7 @@ func (p padMACer) ResponseMAC(_ string, mab []byte) ([8]byte, error) {
 
 // envelopeOf and replyOf reach the common parts of a typed response.
 func envelopeOf(r kiosk.Response) *kiosk.Envelope {
-	switch m := r.(type) {
-	case *kiosk.SignInResponse:
-		return &m.Envelope
-	case *kiosk.SignOutResponse:
-		return &m.Envelope
-	case *kiosk.HeartbeatResponse:
-		return &m.Envelope
-	case *kiosk.LoadResponse:
-		return &m.Envelope
-	case *kiosk.ConfirmResponse:
-		return &m.Envelope
-	case *kiosk.PendingResponse:
-		return &m.Envelope
-	case *kiosk.RewriteResponse:
-		return &m.Envelope
-	case *kiosk.ResolveResponse:
-		return &m.Envelope
-	}
-	return nil
+	return kiosk.EnvelopeOf(r)
 }
 
 func replyOf(r kiosk.Response) kiosk.Code {

@@ -476,6 +476,16 @@ type Request interface {
 	Pack(s RequestMACer) ([]byte, error)
 }
 
+// EnvelopeOf returns the envelope (header, trace, date and time, terminal, PSAM, batch) of
+// any request or response of this package, nil for anything else: links address answers
+// and log lines by it without a type switch of their own.
+func EnvelopeOf(m interface{ Kind() Kind }) *Envelope {
+	if e, ok := m.(message); ok {
+		return e.envelope()
+	}
+	return nil
+}
+
 // Response is a message from the FEP.
 type Response interface {
 	Kind() Kind

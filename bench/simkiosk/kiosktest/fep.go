@@ -288,25 +288,7 @@ func unsignedMACError(req kiosk.Request, e kiosk.Envelope) ([]byte, error) {
 }
 
 func requestEnvelope(r kiosk.Request) *kiosk.Envelope {
-	switch m := r.(type) {
-	case *kiosk.SignIn:
-		return &m.Envelope
-	case *kiosk.SignOut:
-		return &m.Envelope
-	case *kiosk.Heartbeat:
-		return &m.Envelope
-	case *kiosk.Load:
-		return &m.Envelope
-	case *kiosk.Confirm:
-		return &m.Envelope
-	case *kiosk.PendingQuery:
-		return &m.Envelope
-	case *kiosk.Rewrite:
-		return &m.Envelope
-	case *kiosk.Resolve:
-		return &m.Envelope
-	}
-	return nil
+	return kiosk.EnvelopeOf(r)
 }
 
 func (f *FEP) signIn(m *kiosk.SignIn) ([]byte, error) {
