@@ -358,7 +358,10 @@ func (k *Kiosk) settle(ctx context.Context, ep *card.EP, slot card.Reader, id ki
 	if err != nil {
 		return rr, fmt.Errorf("INITIALIZE FOR LOAD: %w", err)
 	}
-	if pl.Status == kiosk.Unknown && init.Serial != pl.Serial {
+	// The serial moved since the listed MAC2: the card may hold that credit whatever the
+	// listing says (an F can be stale: a re-write's MAC2 may have reached the card after
+	// it), so the card's evidence decides before anything is written again (spec 4).
+	if (pl.Status == kiosk.Unknown || pl.Status == kiosk.Failed) && init.Serial != pl.Serial {
 		ev, err := gatherEvidence(ctx, ep, pl, init.Serial)
 		if err != nil {
 			return rr, err

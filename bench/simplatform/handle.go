@@ -372,7 +372,10 @@ func (s *Server) rewrite(h platform.Header, m *platform.Rewrite, resp *platform.
 		}
 	}
 	last := l.Last()
-	if l.Write != WriteFailed && !l.NotApplied && m.Card.Serial != last.Serial {
+	// F is no licence to write with any serial: a CONFIRM F speaks of the MAC2 it followed,
+	// and a later MAC2 (a re-write) may have reached the card since. Whenever the serial
+	// moved, the card's evidence decides first (RESOLVE-U), for F as for U.
+	if !l.NotApplied && m.Card.Serial != last.Serial {
 		return platform.SerialMoved, fmt.Sprintf("serial %d, the load's is %d: send RESOLVE-U first", m.Card.Serial, last.Serial)
 	}
 	if m.Card.AlgID != 0 {
@@ -415,9 +418,8 @@ func (s *Server) resolve(h platform.Header, m *platform.Resolve, resp *platform.
 	case l.Write == WriteOK:
 		resp.Outcome = platform.Applied
 		return platform.OK, "already S"
-	case l.Write == WriteFailed:
-		return platform.StateConflict, "write status F: re-write, nothing to resolve"
 	}
+	// F is resolved like U: the F may be stale (see rewrite).
 	last := l.Last()
 	sr, obs := int(last.Serial), int(m.Observed)
 	rec := &record{Ev: evResolve, At: now, Batch: h.Batch, Ref: l.Ref, Method: string(rune(m.Method)), Serial: &obs}

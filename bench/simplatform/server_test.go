@@ -448,3 +448,40 @@ func TestFTPUpload(t *testing.T) {
 		t.Fatalf("temporary name left: %v", err)
 	}
 }
+
+// A stale F: the load's MAC2 reached the card (the credit committed), yet a CONFIRM F
+// arrives for it (an FEP reporting the first MAC2's fate late). F must not license a
+// re-write with the moved serial — that would credit the card twice; the card's evidence
+// decides, and it says applied.
+func TestStaleFailedIsResolvedNotRewritten(t *testing.T) {
+	p := startPlatform(t, t.TempDir(), nil)
+	f := dialFEP(t, p)
+	f.signIn(DefaultAuthCode)
+	k := newKiosk(t, "0000000012345678", 5000, 5)
+
+	ref := expect[*platform.CardCheckResponse](f, k.check(1000), platform.OK).Reference
+	issued := expect[*platform.BookResponse](f, &platform.Book{Reference: ref, Amount: 1000, BankRRN: "240315123456", SettleDate: "20240315"}, platform.OK).Issued
+	if _, err := k.credit(issued); err != nil {
+		t.Fatalf("credit: %v", err)
+	}
+	expect[*platform.ConfirmResponse](f, &platform.Confirm{Reference: ref, Status: platform.Failed}, platform.OK)
+
+	k.selectApp()
+	fresh := k.initLoad(1000)
+	if fresh.Serial != 6 || k.balance() != 6000 {
+		t.Fatalf("serial %d balance %d, want 6 and 6000", fresh.Serial, k.balance())
+	}
+	expect[*platform.RewriteResponse](f, &platform.Rewrite{Reference: ref, Card: fresh, Kiosk: platform.KioskRef{Terminal: "KIOSK001", Trace: "000098", Date: "20240315"}}, platform.SerialMoved)
+	prove, err := k.ep.GetTransactionProve(context.Background(), card.TxnTypeEPLoad, fresh.Serial)
+	if err != nil || !prove.HasMAC {
+		t.Fatalf("805A: %+v %v", prove, err)
+	}
+	res := &platform.Resolve{Reference: ref, AppSerial: k.serial, Observed: fresh.Serial, Method: platform.ByProve, MAC2: prove.MAC, TAC: prove.TAC}
+	if out := expect[*platform.ResolveResponse](f, res, platform.OK).Outcome; out != platform.Applied {
+		t.Fatalf("outcome %c, want applied", out)
+	}
+	j, _ := p.Journal()
+	if l, _ := j.Load(ref); l.Write != WriteOK || j.Written()[serialHex(k)] != 1000 || k.balance() != 6000 {
+		t.Fatalf("after resolve: write %c written %d balance %d", l.Write, j.Written()[serialHex(k)], k.balance())
+	}
+}
