@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quancun/quancun/actors/fep"
@@ -200,10 +201,25 @@ func idleEnvelope(i, trace int, batch uint32) kiosk.Envelope {
 		Date: now.Format("20060102"), Time: now.Format("150405"), Terminal: idleTerminal(i), PSAM: idlePSAM(i), Batch: batch}
 }
 
+// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT (not in package syscall).
+const ipBindAddressNoPort = 24
+
 // idleSignIn connects kiosk i from source address 127.1.0.(1 + i/idlePerAddr) and signs in.
 func idleSignIn(ctx context.Context, addr string, i int, mac kiosk.RequestMACer) (net.Conn, uint32, error) {
 	src := &net.TCPAddr{IP: net.IPv4(127, 1, 0, byte(1+i/idlePerAddr))}
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src}
+	// IP_BIND_ADDRESS_NO_PORT: bind the source address now, the port at connect time, so
+	// the kernel picks ports per (source, destination) pair instead of one port space for
+	// every address — without it the second source address finds the ports taken.
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: src, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
 	var c net.Conn
 	var err error
 	for try := 0; try < 5; try++ {
